@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# `make test`: everything the tests need on a fresh Debian machine, then the whole suite.
+# Unit tests run in seconds without Docker; image tests build the Debian-flavor images once per run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+root=$(dirname "$here")
+cd "$root"
+
+"$here/ensure-docker.sh"
+python=${PYTHON:-python3}
+if ! "$python" -c 'import pytest, aiohttp, aiosmtpd' 2>/dev/null || ! "$python" -m ruff --version >/dev/null 2>&1; then
+  say "installing the test tools (pip, requirements-test.txt)"
+  "$python" -m pip install -q -r requirements-test.txt
+fi
+say "lint: ruff"
+"$python" -m ruff check . && "$python" -m ruff format --check .
+"$here/bootstrap-base.sh" debian:sid
+# Build the images the tests share, once, here (build output is long; keep the test log readable).
+for target in mini base; do
+  PROGRESS=plain "$here/build.sh" "$target" debian pbx-test >/tmp/pbx-build-$target.log 2>&1 ||
+    { tail -50 /tmp/pbx-build-$target.log; die "building $target failed"; }
+done
+export PBX_TEST_IMAGE_MINI=pbx-test:mini-debian PBX_TEST_IMAGE_BASE=pbx-test:base-debian
+exec "$python" -m pytest -p no:cacheprovider "${@:-tests}"

@@ -1,0 +1,1 @@
+"""Readers for the files Asterisk itself uses (its .conf format)."""

@@ -1,0 +1,1 @@
+"""PID 1 duties of the container: persistence, seeding, hooks, supervision, clean stop."""
