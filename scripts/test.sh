@@ -22,5 +22,7 @@ for target in mini base; do
   PROGRESS=plain "$here/build.sh" "$target" debian pbx-test >/tmp/pbx-build-$target.log 2>&1 ||
     { tail -50 /tmp/pbx-build-$target.log; die "building $target failed"; }
 done
+"$here/peer-image.sh" pbx-test-peer:latest >/tmp/pbx-build-peer.log 2>&1 ||
+  { tail -50 /tmp/pbx-build-peer.log; die "building the test peers' image failed"; }
 export PBX_TEST_IMAGE_MINI=pbx-test:mini-debian PBX_TEST_IMAGE_BASE=pbx-test:base-debian
 exec "$python" -m pytest -p no:cacheprovider "${@:-tests}"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.image.docker import Container, docker, unique
+from tests.image.docker import Container, Network, docker, unique
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +29,25 @@ def base_image() -> str:
 @pytest.fixture(scope="session")
 def mini_image() -> str:
     return _image("mini")
+
+
+@pytest.fixture(scope="session")
+def peer_image() -> str:
+    """sipp, baresip, sipvicious, aiohttp and aiosmtpd on Debian sid (tests/peer/Dockerfile)."""
+    name = os.environ.get("PBX_TEST_IMAGE_PEER", "pbx-test-peer:latest")
+    subprocess.run([str(ROOT / "scripts/peer-image.sh"), name], check=True)
+    return name
+
+
+@pytest.fixture(scope="module")
+def network() -> Iterator[Network]:
+    """A docker network of this test module's own, IPv4 and IPv6, with explicit subnets.
+
+    Traffic in the tests goes only to containers on such networks (or loopback).
+    """
+    net = Network.create()
+    yield net
+    net.remove()
 
 
 @pytest.fixture

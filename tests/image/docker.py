@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import time
 import uuid
@@ -77,3 +78,38 @@ class Container:
 
     def remove(self) -> None:
         docker("rm", "-f", "-v", self.name, check=False)
+
+
+@dataclass
+class Network:
+    """A user-defined bridge in 172.28.0.0/14 (IPv4) and fd00:28::/32 (IPv6), made by the test run."""
+
+    name: str
+    subnet4: str
+    subnet6: str
+
+    @classmethod
+    def create(cls) -> Network:
+        for _ in range(20):
+            b, c = random.randint(28, 31), random.randint(0, 255)
+            subnet4, subnet6 = f"172.{b}.{c}.0/24", f"fd00:28:{b:x}:{c:x}::/64"
+            name = unique("net")
+            done = subprocess.run(
+                ["docker", "network", "create", "--ipv6", "--subnet", subnet4, "--subnet", subnet6, name],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode == 0:
+                return cls(name, subnet4, subnet6)
+        raise RuntimeError(f"could not create a test network: {done.stderr}")
+
+    def address4(self, host: int) -> str:
+        """The IPv4 address of host number `host` in this network (.1 is the gateway)."""
+        return self.subnet4.rsplit(".", 1)[0] + f".{host}"
+
+    def address6(self, host: int) -> str:
+        return self.subnet6.split("::")[0] + f"::{host:x}"
+
+    def remove(self) -> None:
+        docker("network", "rm", self.name, check=False)

@@ -134,7 +134,8 @@ def test_entry_hooks_run_in_name_order_before_asterisk(
     hooks.mkdir()
     for name in ("20-second", "10-first"):
         (hooks / name).write_text(
-            f"#!/bin/sh\necho {name} >> /srv/order; test -e {CONTROL_SOCKET} && echo late >> /srv/order; exit 0\n"
+            f"#!/bin/sh\necho {name} >> /srv/order\n"
+            f"test -e {CONTROL_SOCKET} && echo late >> /srv/order; exit 0\n"
         )
         (hooks / name).chmod(0o755)
     (hooks / "30-not-executable").write_text("#!/bin/sh\necho never >> /srv/order\n")
@@ -146,7 +147,7 @@ def test_entry_hooks_run_in_name_order_before_asterisk(
 
 def test_a_killed_asterisk_comes_back(pbx: Container) -> None:
     before = pbx.exec("cat", ASTERISK_PID).strip()
-    pbx.exec("sh", "-c", "kill \"$0\" \"$1\"", "-KILL", before)
+    pbx.exec("sh", "-c", 'kill "$0" "$1"', "-KILL", before)
 
     def replaced() -> bool:
         now = pbx.run("cat", ASTERISK_PID).stdout.strip()
@@ -160,14 +161,14 @@ def test_a_killed_asterisk_comes_back(pbx: Container) -> None:
 def test_health_turns_unhealthy_when_asterisk_stops_answering(pbx: Container) -> None:
     wait_for("healthy", lambda: pbx.health() == "healthy", timeout=30)
     pid = pbx.exec("cat", ASTERISK_PID).strip()
-    pbx.exec("sh", "-c", "kill \"$0\" \"$1\"", "-STOP", pid)
+    pbx.exec("sh", "-c", 'kill "$0" "$1"', "-STOP", pid)
     try:
         done = pbx.run("pbx", "health", timeout=30)
         assert done.returncode == 1
         assert "did not answer" in done.stdout
         wait_for("docker's health status 'unhealthy'", lambda: pbx.health() == "unhealthy", timeout=40)
     finally:
-        pbx.exec("sh", "-c", "kill \"$0\" \"$1\"", "-CONT", pid)
+        pbx.exec("sh", "-c", 'kill "$0" "$1"', "-CONT", pid)
     wait_for("healthy again", lambda: pbx.health() == "healthy", timeout=40)
 
 
