@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("pbx.container.init", "PID 1: prepare /srv, seed, run hooks, supervise the services"),
     "health": ("pbx.health", "exit 0 when Asterisk answers and every enabled service runs"),
     "logfilter": ("pbx.logfilter", "filter a log stream by SYSLOG_LEVEL (runit log service)"),
+    "ami": ("pbx.asterisk.amicmd", "send one AMI action with the add-ons' account and print the answer"),
 }
 
 

@@ -215,3 +215,14 @@ def test_mini_runs_asterisk_with_the_same_persistence_and_seeding(
     endpoints = c.asterisk("pjsip show endpoints")
     assert all(user in endpoints for user in DEMO_USERS)
     assert [line for line in c.logs().splitlines() if "ERROR" in line] == []
+
+
+def test_the_add_ons_ami_account_works_on_loopback_only(pbx: Container) -> None:
+    answer = pbx.exec("pbx", "ami", "Command", "Command=core show version")
+    assert "Response: Success" in answer and "Asterisk 22" in answer
+    listening = pbx.exec("cat", "/proc/net/tcp")
+    # 5038 = 0x13BA, bound to 127.0.0.1 (0100007F) and nowhere else
+    binds = [line.split()[1] for line in listening.splitlines()[1:] if line.split()[1].endswith(":13BA")]
+    assert binds == ["0100007F:13BA"]
+    wrong = pbx.run("pbx", "ami", "--user", "nobody", "CoreStatus")
+    assert wrong.returncode == 1 and "no [nobody] section" in wrong.stderr
