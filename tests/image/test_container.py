@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.image.docker import Container, docker, wait_for
+from tests.image.docker import Container, Network, docker, wait_for
 
 pytestmark = pytest.mark.image
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_USERS = ("alice", "bob")
 PASSWORD_LINE = re.compile(r"^pbx: +pjsip_endpoint\.conf \[(\w+)\] inbound_auth/password = (\S+)$", re.M)
 ASTERISK_PID = "/run/asterisk/asterisk.pid"
@@ -221,8 +222,35 @@ def test_the_add_ons_ami_account_works_on_loopback_only(pbx: Container) -> None:
     answer = pbx.exec("pbx", "ami", "Command", "Command=core show version")
     assert "Response: Success" in answer and "Asterisk 22" in answer
     listening = pbx.exec("cat", "/proc/net/tcp")
-    # 5038 = 0x13BA, bound to 127.0.0.1 (0100007F) and nowhere else
-    binds = [line.split()[1] for line in listening.splitlines()[1:] if line.split()[1].endswith(":13BA")]
-    assert binds == ["0100007F:13BA"]
+    # AMI's port, bound to 127.0.0.1 (0100007F in /proc/net/tcp) and nowhere else
+    port = f":{5038:04X}"
+    binds = [line.split()[1] for line in listening.splitlines()[1:] if line.split()[1].endswith(port)]
+    assert binds == [f"0100007F{port}"]
     wrong = pbx.run("pbx", "ami", "--user", "nobody", "CoreStatus")
     assert wrong.returncode == 1 and "no [nobody] section" in wrong.stderr
+
+
+def test_a_softphone_registers_with_the_printed_credentials(
+    base_image: str, peer_image: str, network: Network, make_container: Callable[..., Container]
+) -> None:
+    pbx = make_container(base_image, "--network", network.name, "--ip", network.address4(10))
+    pbx.wait_booted()
+    password = dict(PASSWORD_LINE.findall(pbx.logs()))["alice"]
+    sipp = ROOT / "tests" / "sipp"
+
+    def register(secret: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", "run", "--rm", "--network", network.name, "-v", f"{sipp}:/sipp:ro", peer_image,
+             "sipp", "-sf", "/sipp/demo_register.xml", "-s", "alice", "-au", "alice", "-ap", secret,
+             "-t", "u1", "-m", "1", "-timeout", "15s", "-timeout_error", "-nostdin",
+             f"{network.address4(10)}:5060"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    refused = register("not-" + password)
+    assert refused.returncode != 0
+    assert "alice" not in pbx.asterisk("pjsip show contacts")
+    accepted = register(password)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    contacts = pbx.asterisk("pjsip show contacts")
+    assert "alice/sip:alice@" in contacts, contacts
