@@ -28,8 +28,16 @@ RUN /usr/local/lib/pbx/dist.sh install base
 COPY src/pbx /usr/local/lib/pbx/python/pbx
 COPY image/bin/pbx /usr/local/bin/pbx
 COPY image/sv/ /etc/sv/
+COPY config/websms/ /usr/share/pbx/seed/asterisk/
+COPY config/autoban/ /usr/share/pbx/seed/asterisk/
 RUN python3 -m compileall -q /usr/local/lib/pbx/python \
  && mkdir -p /etc/service /etc/docker/entry.d /etc/docker/exit.d \
+ && ln -sf pbx /usr/local/bin/websms && ln -sf pbx /usr/local/bin/websmsd \
+ && ln -sf pbx /usr/local/bin/autoban \
+ && ln -sf pbx /usr/local/bin/minivm-send \
  && pbx --version
+# websmsd's port (unset or non-numeric disables WebSMS); above 1023 so it runs as user asterisk.
+ENV WEBSMSD_PORT=8080
+EXPOSE 8080/tcp
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["pbx", "health"]
 ENTRYPOINT ["pbx", "init"]

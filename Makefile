@@ -36,4 +36,5 @@ lint:
 
 bench:
 	scripts/ensure-docker.sh
+	scripts/images.sh
 	python3 bench/run.py

@@ -6,10 +6,10 @@ set -eu
 
 packages() {
   case "$DIST:$1" in
-    alpine:mini) echo asterisk asterisk-srtp ;;
-    alpine:base) echo python3 runit nftables py3-nftables openssl ;;
-    debian:mini) echo asterisk ;;
-    debian:base) echo python3 runit nftables python3-nftables openssl ;;
+    alpine:mini) echo asterisk asterisk-srtp asterisk-sounds-en openssl ;;
+    alpine:base) echo python3 runit nftables py3-nftables openssl py3-aiohttp py3-cryptography ca-certificates ;;
+    debian:mini) echo asterisk asterisk-core-sounds-en-gsm openssl ;;
+    debian:base) echo python3 runit nftables python3-nftables openssl python3-aiohttp python3-cryptography ca-certificates ;;
     *) echo "dist.sh: no packages known for DIST=$DIST target $1" >&2; exit 2 ;;
   esac
 }

@@ -16,13 +16,6 @@ if ! "$python" -c 'import pytest, aiohttp, aiosmtpd' 2>/dev/null || ! "$python" 
 fi
 say "lint: ruff"
 "$python" -m ruff check . && "$python" -m ruff format --check .
-"$here/bootstrap-base.sh" debian:sid
-# Build the images the tests share, once, here (build output is long; keep the test log readable).
-for target in mini base; do
-  PROGRESS=plain "$here/build.sh" "$target" debian pbx-test >/tmp/pbx-build-$target.log 2>&1 ||
-    { tail -50 /tmp/pbx-build-$target.log; die "building $target failed"; }
-done
-"$here/peer-image.sh" pbx-test-peer:latest >/tmp/pbx-build-peer.log 2>&1 ||
-  { tail -50 /tmp/pbx-build-peer.log; die "building the test peers' image failed"; }
+"$here/images.sh"
 export PBX_TEST_IMAGE_MINI=pbx-test:mini-debian PBX_TEST_IMAGE_BASE=pbx-test:base-debian
 exec "$python" -m pytest -p no:cacheprovider "${@:-tests}"

@@ -22,7 +22,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("pbx.container.init", "PID 1: prepare /srv, seed, run hooks, supervise the services"),
     "health": ("pbx.health", "exit 0 when Asterisk answers and every enabled service runs"),
     "logfilter": ("pbx.logfilter", "filter a log stream by SYSLOG_LEVEL (runit log service)"),
+    "tls": ("pbx.tls.command", "TLS certificate: prepare, watch (service), sync, show, reload"),
+    "websms": ("pbx.websms.send", "send an SMS via the ITSP web API: websms TO FROM BODY [INDEX], or agi"),
+    "websmsd": ("pbx.websms.daemon", "receive SMS webhooks from the ITSP and retry queued outgoing SMS"),
+    "autoban": ("pbx.autoban.cli", "AutoBan: show, list, add, del, who, metrics; `autoban daemon` runs it"),
     "ami": ("pbx.asterisk.amicmd", "send one AMI action with the add-ons' account and print the answer"),
+    "minivm-send": ("pbx.voicemail", "mail a voicemail piped in by MiniVM (minivm.conf mailcmd) over SMTP"),
 }
 
 

@@ -75,6 +75,10 @@ def make_container() -> Iterator[Callable[..., Container]]:
 @pytest.fixture
 def pbx(base_image: str, make_container: Callable[..., Container]) -> Container:
     """A booted base container with a fast healthcheck, on its own anonymous /srv."""
-    c = make_container(base_image, "--health-interval=1s", "--health-timeout=8s", "--health-retries=1")
+    c = make_container(
+        base_image,
+        *("--cap-add", "NET_ADMIN"),  # as documented: AutoBan programs nftables
+        *("--health-interval=1s", "--health-timeout=8s", "--health-retries=1"),
+    )
     c.wait_booted()
     return c

@@ -30,7 +30,8 @@ def test_base_turns_healthy_and_lists_the_demo_users(pbx: Container) -> None:
 def test_asterisk_logs_reach_docker_logs_without_errors(
     base_image: str, make_container: Callable[..., Container]
 ) -> None:
-    c = make_container(base_image, "-e", "SYSLOG_LEVEL=6")
+    # as documented (and in the demo): AutoBan needs these to program nftables
+    c = make_container(base_image, "--cap-add", "NET_ADMIN", "-e", "SYSLOG_LEVEL=6")
     c.wait_booted()
     wait_for("Asterisk's ready notice in docker logs", lambda: "asterisk: " in c.logs(), timeout=20)
     logs = c.logs()
@@ -224,7 +225,8 @@ def test_the_add_ons_ami_account_works_on_loopback_only(pbx: Container) -> None:
     listening = pbx.exec("cat", "/proc/net/tcp")
     # AMI's port, bound to 127.0.0.1 (0100007F in /proc/net/tcp) and nowhere else
     port = f":{5038:04X}"
-    binds = [line.split()[1] for line in listening.splitlines()[1:] if line.split()[1].endswith(port)]
+    rows = [line.split() for line in listening.splitlines()[1:]]
+    binds = [row[1] for row in rows if row[1].endswith(port) and row[3] == "0A"]  # 0A: listening
     assert binds == [f"0100007F{port}"]
     wrong = pbx.run("pbx", "ami", "--user", "nobody", "CoreStatus")
     assert wrong.returncode == 1 and "no [nobody] section" in wrong.stderr

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pbx.container import hooks, persist, seed, services
+from pbx.passwords import warn as warn_weak_passwords
 from pbx.settings import Settings
+from pbx.tls.prepare import prepare as prepare_tls
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ def prepare(settings: Settings, layout: Layout = Layout()) -> None:
     made = seed.seed(layout.config_dir, layout.seed_dir, layout.user)
     if made is not None:
         print(seed.announce(made, layout.config_dir), file=sys.stderr, flush=True)
+    prepare_tls(settings, layout.user)  # the TLS transport needs its certificate before Asterisk starts
+    warn_weak_passwords(layout.config_dir)  # loud, at every start: weak SIP passwords get cracked
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     shutil.chown(layout.run_dir, layout.user, layout.user)
 

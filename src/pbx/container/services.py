@@ -7,12 +7,15 @@ the folder runsvdir watches, so a disabled add-on costs nothing and never shows 
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pbx.autoban.config import service_enabled as autoban_enabled
 from pbx.settings import Settings
+from pbx.websms.settings import websmsd_port
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,15 @@ class Service:
 
 
 # Add-ons add themselves here with the rule that enables them.
-SERVICES: tuple[Service, ...] = (Service("asterisk", lambda _settings: True),)
+SERVICES: tuple[Service, ...] = (
+    Service("asterisk", lambda _settings: True),
+    # The TLS certificate watcher: installs renewed Traefik/certbot certificates, renews the self-signed one.
+    Service("tls", lambda _settings: True),
+    # WebSMS runs only when WEBSMSD_PORT is a port number (unset or non-numeric disables it).
+    Service("websmsd", lambda _settings: websmsd_port(os.environ) is not None),
+    # AutoBan runs when /etc/asterisk/autoban.conf exists and does not say enabled = no.
+    Service("autoband", lambda _settings: autoban_enabled()),
+)
 
 
 def wanted(settings: Settings, services: tuple[Service, ...] = SERVICES) -> list[str]:

@@ -1,0 +1,1 @@
+"""AutoBan: bans SIP attackers seen in Asterisk's security events, with nftables, for IPv4 and IPv6."""
