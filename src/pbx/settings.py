@@ -36,12 +36,16 @@ class Settings:
 
     @property
     def domain(self) -> str:
-        """The host name less its first label, as TLS certificate matching uses it."""
-        _, _, rest = self.hostname.partition(".")
-        return rest
+        return domain_of(self.hostname)
 
 
-def _int_in_range(
+def domain_of(hostname: str) -> str:
+    """The host name less its first label, as TLS certificate matching uses it."""
+    _, _, rest = hostname.partition(".")
+    return rest
+
+
+def int_in_range(
     env: Mapping[str, str], name: str, default: int, low: int, high: int, warn: list[str]
 ) -> int:
     raw = env.get(name, "").strip()
@@ -70,7 +74,8 @@ def _log_options(env: Mapping[str, str], warn: list[str]) -> LogOptions:
     return LogOptions(small="S" in letters, dedupe="D" in letters, strip_time="t" in letters)
 
 
-def _directory(env: Mapping[str, str], name: str, default: Path, warn: list[str]) -> Path:
+def absolute_path(env: Mapping[str, str], name: str, default: Path, warn: list[str]) -> Path:
+    """The variable as an absolute path; otherwise a warning in `warn` and the default."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -84,11 +89,11 @@ def parse(env: Mapping[str, str], default_hostname: str = "pbx") -> tuple[Settin
     """Settings from an environment, with the warnings to log. Pure: no I/O."""
     warn: list[str] = []
     settings = Settings(
-        syslog_level=_int_in_range(env, "SYSLOG_LEVEL", 4, 0, 8, warn),
+        syslog_level=int_in_range(env, "SYSLOG_LEVEL", 4, 0, 8, warn),
         log=_log_options(env, warn),
         hostname=env.get("HOSTNAME", "").strip() or default_hostname,
-        entry_dir=_directory(env, "DOCKER_ENTRY_DIR", Path("/etc/docker/entry.d"), warn),
-        exit_dir=_directory(env, "DOCKER_EXIT_DIR", Path("/etc/docker/exit.d"), warn),
+        entry_dir=absolute_path(env, "DOCKER_ENTRY_DIR", Path("/etc/docker/entry.d"), warn),
+        exit_dir=absolute_path(env, "DOCKER_EXIT_DIR", Path("/etc/docker/exit.d"), warn),
     )
     return settings, warn
 

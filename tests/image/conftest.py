@@ -58,8 +58,7 @@ def volume() -> Iterator[str]:
     docker("volume", "rm", "-f", name, check=False)
 
 
-@pytest.fixture
-def make_container() -> Iterator[Callable[..., Container]]:
+def _containers() -> Iterator[Callable[..., Container]]:
     made: list[Container] = []
 
     def make(image: str, *options: str, command: tuple[str, ...] = ()) -> Container:
@@ -70,6 +69,18 @@ def make_container() -> Iterator[Callable[..., Container]]:
     yield make
     for c in made:
         c.remove()
+
+
+@pytest.fixture
+def make_container() -> Iterator[Callable[..., Container]]:
+    """Start containers that are removed after the test."""
+    yield from _containers()
+
+
+@pytest.fixture(scope="module")
+def module_containers() -> Iterator[Callable[..., Container]]:
+    """Start containers shared by the tests of a module, removed after the last one."""
+    yield from _containers()
 
 
 @pytest.fixture

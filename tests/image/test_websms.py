@@ -13,7 +13,7 @@ import json
 import re
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,20 +27,6 @@ ALICE = "+12025550101"
 OUTSIDE = "+15557654321"
 TOKEN = "secret-token-0123"
 PBX, ITSP, UA = 10, 20, 30
-
-
-@pytest.fixture(scope="module")
-def module_containers() -> Iterator[Callable[..., Container]]:
-    made: list[Container] = []
-
-    def make(image: str, *options: str, command: tuple[str, ...] = ()) -> Container:
-        c = Container(image, options=list(options), command=list(command)).start()
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.remove()
 
 
 @pytest.fixture(scope="module")

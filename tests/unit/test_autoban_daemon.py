@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from pathlib import Path
@@ -142,10 +143,11 @@ def test_saves_under_a_stream_of_events_come_at_most_every_save_every(
         return [t - start for t in times]
 
     times = asyncio.run(scenario())
-    # the first save after SAVE_DELAY, the next one no sooner than SAVE_EVERY after it
-    assert len(times) == 2, times
-    assert 0.09 <= times[0] < 0.4
-    assert times[1] - times[0] >= 0.4 - 0.01
+    # the first save after SAVE_DELAY, each next one no sooner than SAVE_EVERY after the one before: in
+    # 0.65 s of events that is one or two saves, never one per event (a loaded machine may fit only one)
+    assert 1 <= len(times) <= 2, times
+    assert times[0] >= 0.09
+    assert all(later - earlier >= 0.4 - 0.01 for earlier, later in itertools.pairwise(times))
 
 
 def test_a_command_is_saved_at_once_even_right_after_a_save(tmp_path: Path) -> None:

@@ -184,6 +184,9 @@ class Daemon:
 
     def _start_save(self) -> None:
         self._save_handle = None
+        # Counted from now, not from when the task runs: an event arriving in between must not schedule
+        # a second save SAVE_DELAY later.
+        self._last_save = asyncio.get_running_loop().time()
         self.spawn(self.save_now())
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pbx.settings import Settings
+from pbx.settings import Settings, absolute_path, domain_of, int_in_range
 
 CERT_FILE = Path("/etc/ssl/asterisk/cert.pem")
 KEY_FILE = Path("/etc/ssl/asterisk/priv_key.pem")
@@ -29,33 +29,7 @@ class TlsSettings:
 
     @property
     def domain(self) -> str:
-        _, _, rest = self.hostname.partition(".")
-        return rest
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int, warn: list[str]) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        warn.append(f"{name}={raw!r} is not a whole number from {low} to {high}; using {default}")
-        return default
-    if not low <= value <= high:
-        warn.append(f"{name}={raw!r} is outside {low} to {high}; using {default}")
-        return default
-    return value
-
-
-def _path(env: Mapping[str, str], name: str, default: Path, warn: list[str]) -> Path:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.startswith("/"):
-        warn.append(f"{name}={raw!r} is not an absolute path; using {default}")
-        return default
-    return Path(raw)
+        return domain_of(self.hostname)
 
 
 def parse(env: Mapping[str, str], hostname: str) -> tuple[TlsSettings, list[str]]:
@@ -66,13 +40,13 @@ def parse(env: Mapping[str, str], hostname: str) -> tuple[TlsSettings, list[str]
     posthook = DEFAULT_POSTHOOK if raw_hook is None else (raw_hook.strip() or None)
     settings = TlsSettings(
         hostname=hostname.strip().rstrip(".").lower(),
-        acme_file=_path(env, "ACME_FILE", Path("/acme/acme.json"), warn),
-        certbot_dir=_path(env, "CERTBOT_DIR", Path("/etc/letsencrypt"), warn),
+        acme_file=absolute_path(env, "ACME_FILE", Path("/acme/acme.json"), warn),
+        certbot_dir=absolute_path(env, "CERTBOT_DIR", Path("/etc/letsencrypt"), warn),
         posthook=posthook,
         # Below 2048 bits OpenSSL's default security level refuses the key. Above 8192 bits a key takes
         # minutes of CPU (at every renewal, during a start) and gains nothing a phone can use.
-        key_bits=_int(env, "TLS_KEYBITS", 2048, 2048, 8192, warn),
-        cert_days=_int(env, "TLS_CERTDAYS", 30, 1, 36500, warn),
+        key_bits=int_in_range(env, "TLS_KEYBITS", 2048, 2048, 8192, warn),
+        cert_days=int_in_range(env, "TLS_CERTDAYS", 30, 1, 36500, warn),
     )
     return settings, warn
 
