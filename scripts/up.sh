@@ -22,7 +22,7 @@ done
 [ "$status" = healthy ] || die "the PBX did not turn healthy; see: make logs"
 ip=$(hostname -I 2>/dev/null | awk '{print $1}')
 say "the PBX is healthy. Register a softphone to ${ip:-this host}:${SIP_PORT:-5060} (UDP or TCP) as:"
-if ! docker logs "$id" 2>&1 | grep 'generated password'; then
+if ! docker logs "$id" 2>&1 | grep -E '^pbx: +pjsip_endpoint\.conf \[[^]]+\] inbound_auth/password = '; then
   echo "  (passwords were printed when this volume was first seeded; they are in /etc/asterisk/pjsip_endpoint.conf:"
   echo "   make cli, or: docker compose -f demo/docker-compose.yml exec tele cat /etc/asterisk/pjsip_endpoint.conf)"
 fi
