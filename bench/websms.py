@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 CONF = """[websmsd]
 url_path = /sms
+remt_addr = 127.0.0.1
 key_id = Sid
 """
 

@@ -2,8 +2,8 @@
 
 Containers (one network, module-scoped): the PBX; the ITSP (tests/image/websms/itsp.py on aiohttp,
 answering like Twilio and posting Twilio-signed webhooks); the UA (sipp registered as alice over TCP,
-answering every text with 200 OK and tracing what it receives). The UA's host is also "outside
-remt_addr" for the access test.
+answering every text with 200 OK and tracing what it receives; it registers again after each restart
+of Asterisk). The UA's host is also "outside remt_addr" for the access test.
 """
 
 from __future__ import annotations
@@ -88,16 +88,67 @@ def pbx(
     )
     c.wait_booted()
     c.exec("sh", "-c", f"cat > /etc/asterisk/websms.conf <<'EOF'\n{websms_conf(network)}EOF")
-    ua.exec(
-        "sh",
-        "-c",
-        f"nohup sipp -sf /sipp/register.xml -oocsf /sipp/inbox.xml -t t1 -s alice -au alice "
-        f"-ap '{alice_password(c)}' -m 1 -trace_msg -message_file /tmp/alice.log -nostdin "
-        f"{network.address4(PBX)}:5060 >/dev/null 2>&1 &",
-    )
-    wait_for("alice to register", lambda: "alice/sip:alice@" in c.asterisk("pjsip show contacts"), 30)
     wait_for("websmsd to run", lambda: c.run("sv", "status", "/etc/service/websmsd").stdout.startswith("run"))
     return c
+
+
+class Phone:
+    """alice's softphone: sipp registered over TCP, answering texts and qualify OPTIONS with 200 OK.
+
+    Each registration traces into its own file (a restart of Asterisk ends the TCP connection, and the
+    phone registers again, as a real one does).
+    """
+
+    def __init__(self, pbx: Container, ua: Container, network: Network) -> None:
+        self.pbx, self.ua, self.network = pbx, ua, network
+        self.registrations = 0
+        self.pid = ""
+        self.log = ""
+
+    def register(self) -> None:
+        self.registrations += 1
+        port = 5070 + self.registrations
+        self.log = f"/tmp/alice-{self.registrations}.log"
+        self.pid = self.ua.exec(
+            "sh",
+            "-c",
+            f"nohup sipp -sf /sipp/register.xml -oocsf /sipp/inbox.xml -t t1 -p {port} -s alice -au alice "
+            f"-ap '{alice_password(self.pbx)}' -m 1 -trace_msg -message_file {self.log} -nostdin "
+            f"{self.network.address4(PBX)}:5060 >/dev/null 2>&1 & echo $!",
+        ).strip()
+        contact = f"{self.network.address4(UA)}:{port}"
+        wait_for(
+            "alice's phone to register and answer qualify",
+            lambda: any(contact in line and "Avail" in line for line in self.contacts()),
+            30,
+        )
+
+    def contacts(self) -> list[str]:
+        return self.pbx.run("asterisk", "-rx", "pjsip show contacts").stdout.splitlines()
+
+    def hang_up(self) -> None:
+        """Ends the current registration's sipp (it would otherwise hold a dead TCP connection)."""
+        self.ua.exec("sh", "-c", f"kill {self.pid}; true")
+
+    def received(self) -> list[bytes]:
+        """Bodies of every MESSAGE this registration received, byte for byte (sipp's trace)."""
+        raw = subprocess.run(
+            ["docker", "exec", self.ua.name, "cat", self.log], capture_output=True, check=False
+        ).stdout
+        texts = []
+        for m in re.finditer(
+            rb"received \[\d+\] bytes\s*:?\s*MESSAGE sip:[^\r]*\r\n(.*?)\r\n\r\n", raw, re.S
+        ):
+            length = int(re.search(rb"Content-Length: *(\d+)", m.group(1)).group(1))  # type: ignore[union-attr]
+            texts.append(raw[m.end() : m.end() + length])
+        return texts
+
+
+@pytest.fixture(scope="module")
+def alice(pbx: Container, ua: Container, network: Network) -> Phone:
+    phone = Phone(pbx, ua, network)
+    phone.register()
+    return phone
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -132,18 +183,6 @@ def phone_sends(pbx: Container, ua: Container, network: Network, to: str, text: 
         "-m", "1", "-nostdin", "-timeout", "20", f"{network.address4(PBX)}:5060",
     )  # fmt: skip
     assert done.returncode == 0, f"sipp could not send the text: {done.stdout}{done.stderr}"
-
-
-def received_texts(ua: Container) -> list[bytes]:
-    """Bodies of every MESSAGE alice's phone received, byte for byte (sipp's trace)."""
-    raw = subprocess.run(
-        ["docker", "exec", ua.name, "cat", "/tmp/alice.log"], capture_output=True, check=False
-    ).stdout
-    texts = []
-    for m in re.finditer(rb"received \[\d+\] bytes\s*:?\s*MESSAGE sip:[^\r]*\r\n(.*?)\r\n\r\n", raw, re.S):
-        length = int(re.search(rb"Content-Length: *(\d+)", m.group(1)).group(1))  # type: ignore[union-attr]
-        texts.append(raw[m.end() : m.end() + length])
-    return texts
 
 
 def itsp_posts(
@@ -219,31 +258,82 @@ def test_itsp_down_then_up_delivers_the_queued_sms_once(
     assert "SENT after" in pbx.logs()
 
 
+def test_text_too_long_for_asterisk_is_bounced_not_cut(
+    pbx: Container, itsp: Container, ua: Container, alice: Phone, network: Network
+) -> None:
+    """Asterisk's MESSAGE(body) returns at most 4095 bytes: a longer text fails and the sender is told."""
+    text = f"{uuid.uuid4().hex[:8]} " + "x" * 5000
+    before, posts = len(alice.received()), len(itsp_requests(itsp))
+    phone_sends(pbx, ua, network, OUTSIDE, text)
+    wait_for("the dialplan to log FAILED", lambda: f"to {OUTSIDE}: FAILED" in pbx.logs(), 20)
+    assert "too long for Asterisk" in pbx.logs()
+    wait_for("the bounce to reach alice", lambda: len(alice.received()) > before, 20)
+    assert alice.received()[before].startswith(b"Not delivered: " + OUTSIDE.encode())
+    assert len(itsp_requests(itsp)) == posts, "a cut or empty text reached the ITSP"
+
+
 def test_webhook_reaches_the_phone_byte_identical_and_duplicates_once(
-    pbx: Container, itsp: Container, ua: Container, network: Network
+    pbx: Container, itsp: Container, alice: Phone, network: Network
 ) -> None:
     text = long_text()
-    before = len(received_texts(ua))
+    before = len(alice.received())
     assert itsp_posts(itsp, network.address4(PBX), text, "SM-long-1") == "200"
-    wait_for("the phone to get the text", lambda: len(received_texts(ua)) > before, 20)
-    assert received_texts(ua)[before] == text.encode()
+    wait_for("the phone to get the text", lambda: len(alice.received()) > before, 20)
+    assert alice.received()[before] == text.encode()
     # The provider retries the same message: acknowledged, not delivered again. A later text arriving
     # alone shows the duplicate was not queued before it.
     assert itsp_posts(itsp, network.address4(PBX), text, "SM-long-1") == "200"
     assert itsp_posts(itsp, network.address4(PBX), "next one", "SM-next-1") == "200"
-    wait_for("the next text", lambda: len(received_texts(ua)) > before + 1, 20)
-    assert received_texts(ua)[before + 1 :] == [b"next one"]
+    wait_for("the next text", lambda: len(alice.received()) > before + 1, 20)
+    assert alice.received()[before + 1 :] == [b"next one"]
+
+
+def waiting_calls(pbx: Container) -> list[str]:
+    listing = pbx.run("sh", "-c", "ls /var/spool/asterisk/outgoing/websms-*.call 2>/dev/null").stdout
+    return listing.split()
+
+
+def delivered_after_asterisk_restarts(pbx: Container, alice: Phone, text: str) -> None:
+    """Asterisk starts again with the text's call file waiting in its spool: the phone gets the text.
+
+    The first attempt comes as Asterisk starts, before the phone has registered again: it is not
+    answered, and Asterisk keeps the call file to retry after RetryTime (5 minutes). Once the phone is
+    back, the test brings that retry forward (rewrites the call file, as if RetryTime had passed).
+    """
+    (call,) = waiting_calls(pbx)
+    pbx.exec("sv", "start", "/etc/service/asterisk")
+    pbx.wait_booted()
+    # Not answered (no phone): Asterisk keeps the call file for the next try instead of dropping it.
+    wait_for(
+        "Asterisk's first, unanswered attempt",
+        lambda: "EndRetry" in pbx.run("cat", call).stdout,
+        30,
+    )
+    assert "MaxRetries: 48" in pbx.exec("cat", call)
+    alice.register()
+    tmp = "/var/spool/asterisk/websms/tmp/retry.call"
+    pbx.exec("sh", "-c", f"cp -p {call} {tmp} && touch {tmp} && mv {tmp} {call}")
+    wait_for("the phone to get the text", lambda: text.encode() in alice.received(), 30)
+    assert alice.received().count(text.encode()) == 1
+    wait_for("the call file to be consumed", lambda: not waiting_calls(pbx), 10)
 
 
 def test_text_survives_websmsd_killed_right_after_its_2xx(
-    pbx: Container, itsp: Container, ua: Container, network: Network
+    pbx: Container, itsp: Container, alice: Phone, network: Network
 ) -> None:
-    before = len(received_texts(ua))
-    text = f"acknowledged then killed {uuid.uuid4().hex[:8]} 🚀"
-    status = itsp_posts(itsp, network.address4(PBX), text, f"SM-kill-{uuid.uuid4().hex[:6]}")
-    pbx.exec("sh", "-c", "kill -9 $(cat /etc/service/websmsd/supervise/pid)")
-    assert status == "200"
-    wait_for("the phone to get the text", lambda: text.encode() in received_texts(ua)[before:], 20)
+    """Asterisk is stopped first so that the text can only be on disk when websmsd dies."""
+    text = f"acknowledged then killed {uuid.uuid4().hex[:8]} 🚀\nline two «ok»"
+    alice.hang_up()
+    pbx.exec("sv", "-w", "30", "stop", "/etc/service/asterisk")
+    try:
+        status = itsp_posts(itsp, network.address4(PBX), text, f"SM-kill-{uuid.uuid4().hex[:6]}")
+        pbx.exec("sh", "-c", "kill -9 $(cat /etc/service/websmsd/supervise/pid)")
+        assert status == "200"
+        assert len(waiting_calls(pbx)) == 1, "no call file waiting in Asterisk's spool"
+    finally:
+        if not waiting_calls(pbx):
+            pbx.exec("sv", "start", "/etc/service/asterisk")
+    delivered_after_asterisk_restarts(pbx, alice, text)
     wait_for(
         "runit to restart websmsd",
         lambda: pbx.run("sv", "status", "/etc/service/websmsd").stdout.startswith("run"),
@@ -251,9 +341,9 @@ def test_text_survives_websmsd_killed_right_after_its_2xx(
 
 
 def test_forged_signature_and_foreign_address_are_refused(
-    pbx: Container, itsp: Container, ua: Container, network: Network
+    pbx: Container, itsp: Container, alice: Phone, ua: Container, network: Network
 ) -> None:
-    before = len(received_texts(ua))
+    before = len(alice.received())
     assert (
         itsp_posts(itsp, network.address4(PBX), "forged", "SM-forged", forge="AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
         == "403"
@@ -261,29 +351,23 @@ def test_forged_signature_and_foreign_address_are_refused(
     # Correctly signed, but from a host outside remt_addr.
     assert itsp_posts(itsp, network.address4(PBX), "foreign", "SM-foreign", via=ua) == "403"
     assert itsp_posts(itsp, network.address4(PBX), "genuine", "SM-genuine") == "200"
-    wait_for("the genuine text", lambda: len(received_texts(ua)) > before, 20)
-    assert received_texts(ua)[before:] == [b"genuine"]
+    wait_for("the genuine text", lambda: len(alice.received()) > before, 20)
+    assert alice.received()[before:] == [b"genuine"]
     logs = pbx.logs()
     assert "bad or missing twilio signature" in logs
     assert f"address not allowed ({network.address4(UA)} /sms)" in logs
 
 
-def test_text_waits_on_disk_while_asterisk_is_down(pbx: Container, itsp: Container, network: Network) -> None:
-    """Runs last: it restarts Asterisk, which ends alice's TCP registration."""
-    text = f"sent while Asterisk was down {uuid.uuid4().hex[:8]}"
+def test_text_waits_on_disk_while_asterisk_is_down(
+    pbx: Container, itsp: Container, alice: Phone, network: Network
+) -> None:
+    text = f"sent while Asterisk was down {uuid.uuid4().hex[:8]}\nЖЖЖ 😀"
+    alice.hang_up()
     pbx.exec("sv", "-w", "30", "stop", "/etc/service/asterisk")
     try:
         assert itsp_posts(itsp, network.address4(PBX), text, f"SM-down-{uuid.uuid4().hex[:6]}") == "200"
-        calls = pbx.exec("sh", "-c", "ls /var/spool/asterisk/outgoing/websms-*.call")
-        assert calls.strip(), "no call file waiting in Asterisk's spool"
-        pbx.exec("sh", "-c", "kill -9 $(cat /etc/service/websmsd/supervise/pid)")
+        assert len(waiting_calls(pbx)) == 1, "no call file waiting in Asterisk's spool"
     finally:
-        pbx.exec("sv", "start", "/etc/service/asterisk")
-    pbx.wait_booted()
-    # The dialplan read the whole text from the spool once Asterisk was back.
-    wait_for("Asterisk to pick the SMS up", lambda: f"MESSAGE(body)={text}" in pbx.logs(), 30)
-    wait_for(
-        "the call file to be consumed",
-        lambda: not pbx.run("sh", "-c", "ls /var/spool/asterisk/outgoing/websms-*.call").stdout.strip(),
-        10,
-    )
+        if not waiting_calls(pbx):
+            pbx.exec("sv", "start", "/etc/service/asterisk")
+    delivered_after_asterisk_restarts(pbx, alice, text)

@@ -110,3 +110,68 @@ def test_minivm_mails_through_minivm_send() -> None:
     assert dialplan_template is not None
     template = minivm.get(f"template-{dialplan_template.get('DP_VOICEMAIL_TEMPLATE')}")
     assert template is not None and template.get("attachmedia") == "yes"
+
+
+def priorities(dialplan: Config, context: str) -> list[str]:
+    section = dialplan.get(context)
+    assert section is not None, context
+    return [e.value for e in section.entries if e.key in {"exten", "same"}]
+
+
+def test_dialled_strings_are_refused_unless_plus_and_digits(dialplan: Config) -> None:
+    # A pattern's "." takes any character ("&", "/"): only dp_lookup's FILTER check keeps a dialled
+    # "+1&Local/..." out of Dial(PJSIP/<number>@<trunk>).
+    for context in (*ENTRY, *ACTION):
+        first = priorities(dialplan, context)[0]
+        assert first.startswith("_[+0-9]X.,1,"), (context, first)
+    for context in ENTRY:
+        assert priorities(dialplan, context)[0].endswith(",1,Gosub(dp_lookup,${EXTEN},1)")
+    lookup = priorities(dialplan, "dp_lookup")
+    assert "FILTER(0-9,${EXTEN:1})" in lookup[0] and "?valid)" in lookup[0]
+    refused = lookup[: next(i for i, p in enumerate(lookup) if "(valid)" in p)]
+    assert refused[-1] == "n,Hangup(1)"
+    assert not any("DP_NUMBER" in p for p in refused)
+
+
+def test_emergency_numbers_go_to_the_trunk_unchanged(dialplan: Config) -> None:
+    site = dialplan.get("globals")
+    assert site is not None and site.get("DP_EMERGENCY") == "911,112"
+    lookup = priorities(dialplan, "dp_lookup")
+    emergency = next(i for i, p in enumerate(lookup) if "FIELDNUM(DP_EMERGENCY" in p)
+    rewrite = next(i for i, p in enumerate(lookup) if "?intl)" in p)
+    assert emergency < rewrite and lookup[emergency].endswith("?found)")  # not rewritten to +E.164
+    calls = priorities(dialplan, "dp_call_inout")
+    assert "FIELDNUM(DP_EMERGENCY" in calls[1] and calls[1].endswith("?emergency)")
+    after = calls[next(i for i, p in enumerate(calls) if p.startswith("n(emergency)")) :]
+    assert any("?trunk)" in p for p in after) and after[-1] == "n,Hangup(34)"
+
+
+def test_an_undelivered_text_is_never_answered(dialplan: Config) -> None:
+    # WebSMS's call files are retried only when their call was not answered.
+    text_in = priorities(dialplan, "dp_text_in")
+    answers = [i for i, p in enumerate(text_in) if "Answer()" in p]
+    done = next(i for i, p in enumerate(text_in) if p.startswith("n(done),"))
+    assert answers == [done]
+    assert "DP_TEXT_STATUS" in text_in[done - 3] and text_in[done - 3].endswith("?done)")
+    hangups = [p for p in text_in[:done] if "Hangup(" in p]
+    assert hangups and all(re.search(r"Hangup\(\d+\)", p) for p in hangups)
+
+
+def test_an_outside_sender_becomes_a_uri_safe_sip_uri(dialplan: Config) -> None:
+    text_in = " ".join(priorities(dialplan, "dp_text_in"))
+    assert "FILTER(A-Za-z0-9+._-,${DP_TEXT_FROM})" in text_in
+    assert "DP_DOMAIN" in text_in and "ENV(HOSTNAME)" in text_in
+
+
+def test_texts_count_only_reachable_devices(dialplan: Config) -> None:
+    term = " ".join(priorities(dialplan, "sub_text_term"))
+    assert "PJSIP_AOR(${ARG1},contact)" in term and "PJSIP_CONTACT(${id},status)" in term
+    assert '"${status}" = "Reachable"]?Set(DP_TEXT_STATUS=DELIVERED)' in term
+
+
+def test_minivm_example_keeps_the_password_off_the_command_line() -> None:
+    examples = [x for x in (CONF / "minivm.conf").read_text().splitlines() if x.startswith(";mailcmd")]
+    assert examples
+    for line in examples:
+        assert "--password-file /etc/asterisk/minivm.secret" in line and " -p " not in line
+        assert " -f " in line  # a real envelope sender, not serveremail's voicemail@localhost

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import re
+from pathlib import Path
 
 import pytest
 
-from pbx.websms.agi import AGI, AGIError
+from pbx.websms import send
+from pbx.websms.agi import AGI, MESSAGE_LIMIT, AGIError, body_problem
 
 
 class FakeAsterisk:
     """Answers AGI commands like Asterisk does, from a dict of channel variables and a message body."""
 
     def __init__(self, variables: dict[str, str], body: str) -> None:
-        self.variables, self.body = variables, body.encode()
+        # Like Asterisk's MESSAGE(body): the function result is cut at 4095 bytes.
+        self.variables, self.body = variables, body.encode()[:MESSAGE_LIMIT]
         self.env = [
             "agi_request: /usr/local/bin/websms",
             "agi_channel: Message/ast_msg_queue",
@@ -63,13 +67,16 @@ class FakeAsterisk:
 
 
 def test_reads_variables_and_a_long_multiline_body() -> None:
-    body = ('Line ✓ with (parens) and "quotes"\n' * 300)[:-1]
+    body = ('Line ✓ with (parens) and "quotes"\n' * 110)[:-1]
+    assert 2000 < len(body.encode()) < MESSAGE_LIMIT
     fake = FakeAsterisk({"WEBSMS_TO": "+15557654321"}, body)
     agi = AGI(fake, fake)  # type: ignore[arg-type]
     assert agi.start()["agi_extension"] == "+1999"
     assert agi.get("${WEBSMS_TO}") == "+15557654321"
     assert agi.get("${WEBSMS_INDEX}") == ""
-    assert agi.message_body() == body
+    raw = agi.message_body()
+    assert raw == body.encode()
+    assert body_problem(raw) is None
     assert len([c for c in fake.commands if "BASE64" in c]) == len(body.encode()) // 2000 + 1
 
 
@@ -90,3 +97,26 @@ def test_errors_and_hangup() -> None:
     fake.write = lambda text: None  # type: ignore[method-assign]
     with pytest.raises(AGIError, match="hung up"):
         agi.command("GET FULL VARIABLE ${X}")
+
+
+def test_body_asterisk_may_have_cut_or_emptied_is_refused() -> None:
+    cyrillic = "Ж" * 1600  # 3200 bytes: fits
+    assert body_problem(cyrillic.encode()) is None
+    assert body_problem(b"x" * (MESSAGE_LIMIT - 1)) is None
+    for raw in (b"", b"x" * MESSAGE_LIMIT):
+        assert "empty or too long for Asterisk's MESSAGE()" in (body_problem(raw) or "")
+
+
+@pytest.mark.parametrize("body", ["", "y" * 6000])
+def test_agi_answers_failed_for_a_body_it_cannot_read_whole(
+    body: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeAsterisk({"WEBSMS_TO": "+15557654321", "WEBSMS_FROM": "+12025550101"}, body)
+    monkeypatch.setattr("sys.stdin", fake)
+    monkeypatch.setattr("sys.stdout", fake)
+    args = argparse.Namespace(config=tmp_path / "websms.conf", spool=tmp_path / "spool")
+    assert send._run_agi(args) == 0
+    assert 'SET VARIABLE WEBSMS_STATUS "FAILED"' in fake.commands
+    (reason,) = [c for c in fake.commands if c.startswith("SET VARIABLE WEBSMS_REASON")]
+    assert "empty or too long for Asterisk's MESSAGE()" in reason
+    assert not (tmp_path / "spool").exists()  # nothing queued for a text that was cut

@@ -180,3 +180,24 @@ def test_every_example_in_the_docs_parses() -> None:
     for block in blocks:
         cfg = parse(block)
         assert cfg.outgoing or cfg.incoming, block
+
+
+def test_daemon_wide_keys_alone_configure_no_interface() -> None:
+    # The seed's example lines prox_addr/prox_header and retry_* uncommented on their own.
+    cfg = parse(
+        "[websms]\nretry_first = 10\nretry_max = 60\nretry_expire = 600\ntimeout = 5\n"
+        "[websmsd]\nprox_addr = 172.16.0.0/12\nprox_header = X-Forwarded-For\n"
+    )
+    assert cfg.outgoing == () and cfg.incoming == ()
+    assert (cfg.daemon.retry_first, cfg.daemon.timeout) == (10, 5.0)
+    assert cfg.daemon.prox_addr == (ipaddress.ip_network("172.16.0.0/12"),)
+    with pytest.raises(ValueError, match="no \\[websms\\] interface"):
+        cfg.outgoing_for("")
+
+
+def test_unprotected_incoming_interfaces_are_named() -> None:
+    cfg = parse(
+        "[websmsd]\nurl_path[open] = /open\nurl_path[ip] = /ip\nremt_addr[ip] = 10.0.0.1\n"
+        "provider[signed] = twilio\nsig_secret[signed] = t\n"
+    )
+    assert wconfig.unprotected(cfg) == ["open"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import socket
@@ -14,13 +15,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from pbx.asterisk.conf import parse_config
 from pbx.websms import config as wconfig
-from pbx.websms import signatures
+from pbx.websms import send, signatures
 from pbx.websms.daemon import ConfigWatch, Daemon, make_app
 from pbx.websms.outbound import Message
 from pbx.websms.queue import Spool
 from pbx.websms.send import submit
+from tests.unit.test_websms_agi import FakeAsterisk
 
 
 class ITSP:
@@ -28,9 +29,13 @@ class ITSP:
 
     def __init__(self) -> None:
         self.status = 201
+        self.delay = 0.0
+        self.answer: bytes | None = None
         self.seen: list[dict[str, Any]] = []
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self.delay:
+            await asyncio.sleep(self.delay)  # a slow ITSP
         self.seen.append(
             {
                 "path": request.path,
@@ -38,6 +43,8 @@ class ITSP:
                 "auth": request.headers.get("Authorization"),
             }
         )
+        if self.answer is not None:
+            return web.Response(body=self.answer, status=self.status, content_type="text/plain")
         return web.json_response({"status": "ok"}, status=self.status)
 
 
@@ -98,6 +105,36 @@ def test_submit_sent_refused_and_queued(itsp: tuple[ITSP, int], tmp_path: Path) 
     assert (queued.to, queued.body, queued.attempts) == (MSG.to, MSG.body, 1)
 
 
+def test_agi_queues_rather_than_waiting_for_a_slow_itsp(
+    itsp: tuple[ITSP, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dialplan (one serial queue for every text in the PBX) waits for the AGI: 2 s at most."""
+    stub, port = itsp
+    stub.delay = 2.6  # slower than the AGI's budget, within the daemon's timeout of 3 s
+    fake = FakeAsterisk({"WEBSMS_TO": MSG.to, "WEBSMS_FROM": MSG.sender}, MSG.body)
+    monkeypatch.setattr("sys.stdin", fake)
+    monkeypatch.setattr("sys.stdout", fake)
+    spool = Spool(tmp_path / "spool")
+    args = argparse.Namespace(config=write_conf(tmp_path, port), spool=spool.root)
+    assert send.AGI_TIMEOUT <= 2.0
+    assert send._run_agi(args) == 0
+    assert 'SET VARIABLE WEBSMS_STATUS "QUEUED"' in fake.commands
+    (queued,) = spool.queued()
+    assert (queued.to, queued.sender, queued.body) == (MSG.to, MSG.sender, MSG.body)
+
+
+def test_only_the_first_64_kib_of_the_itsp_answer_is_read(itsp: tuple[ITSP, int], tmp_path: Path) -> None:
+    stub, port = itsp
+    stub.answer = b"x" * (64 * 1024) + b"ACCEPTED"
+    path = write_conf(tmp_path, port)
+    path.write_text(path.read_text().replace("[websms]\n", "[websms]\nresp_check = /ACCEPTED/\n"))
+    cfg = wconfig.load(path)
+    result = submit(cfg, Spool(tmp_path / "spool"), MSG, "", 3)
+    assert result.status == "FAILED" and "resp_check" in result.reason
+    stub.answer = b"x" * 1000 + b"ACCEPTED"
+    assert submit(cfg, Spool(tmp_path / "spool"), MSG, "", 3).status == "SENT"
+
+
 def test_unreachable_itsp_queues(tmp_path: Path) -> None:
     cfg = wconfig.load(write_conf(tmp_path, free_port()))
     spool = Spool(tmp_path / "spool")
@@ -121,6 +158,49 @@ def test_queue_retried_until_sent_then_removed(itsp: tuple[ITSP, int], tmp_path:
     asyncio.run(daemon.retry_once(now=item.next_at + 0.1))
     assert spool.queued() == []
     assert len(stub.seen) == 3
+
+
+def test_malformed_queue_file_is_set_aside_and_the_queue_keeps_going(
+    itsp: tuple[ITSP, int], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stub, port = itsp
+    path = write_conf(tmp_path, port)
+    spool = Spool(tmp_path / "spool")
+    stub.status = 503
+    submit(wconfig.load(path), spool, MSG, "", 3)
+    bad = spool.outgoing / "0-bad.json"
+    bad.write_text(
+        '{"id": "0-bad", "index": "", "to": "+1555", "sender": "+1666", "body": "x", '
+        '"created": "yesterday", "attempts": 1, "next_at": 0}'
+    )
+    stub.status = 201
+    daemon = Daemon(ConfigWatch(path), spool, tmp_path)
+    caplog.set_level(logging.ERROR, logger="pbx.websmsd")
+    asyncio.run(daemon.retry_once(now=1e12))
+    assert spool.queued() == []  # the good one was sent
+    assert [r["form"]["Body"] for r in stub.seen] == [MSG.body, MSG.body]
+    assert sorted(p.name for p in spool.outgoing.iterdir()) == ["0-bad.json.bad"]
+    assert caplog.text.count("0-bad.json is malformed") == 1
+    asyncio.run(daemon.retry_once(now=1e12))
+    assert caplog.text.count("0-bad.json is malformed") == 1
+
+
+def test_unexpected_error_on_one_item_sets_it_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_conf(tmp_path, free_port())
+    spool = Spool(tmp_path / "spool")
+    submit(wconfig.load(path), spool, MSG, "", 3)
+    (item,) = spool.queued()
+
+    async def broken(*_: object) -> None:
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setattr("pbx.websms.daemon.deliver", broken)
+    caplog.set_level(logging.ERROR, logger="pbx.websmsd")
+    assert asyncio.run(Daemon(ConfigWatch(path), spool, tmp_path).retry_once(now=1e12)) == 1
+    assert [p.name for p in spool.outgoing.iterdir()] == [f"{item.id}.json.bad"]
+    assert "TypeError: unsupported operand" in caplog.text
 
 
 def test_queue_gives_up_on_refusal(itsp: tuple[ITSP, int], tmp_path: Path) -> None:
@@ -197,8 +277,15 @@ def test_broken_config_keeps_the_last_good_one(tmp_path: Path, caplog: pytest.Lo
     assert "websms.conf:2" in caplog.text
 
 
-def test_parse_of_conf_text_helper() -> None:
-    assert wconfig.parse(parse_config("[websmsd]\nurl_path = /a\n")).incoming[0].url_paths == ("/a",)
+def test_open_incoming_interface_is_warned_about_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pbx.websmsd")
+    ConfigWatch(write_conf(tmp_path, 1))
+    assert "incoming interface (default) has neither sig_method nor remt_addr" in caplog.text
+    caplog.clear()
+    ConfigWatch(write_conf(tmp_path, 1, "remt_addr = 127.0.0.1\n"))
+    assert "neither sig_method nor remt_addr" not in caplog.text
 
 
 def test_shell_command_prints_the_outcome(

@@ -112,6 +112,8 @@ def test_zadarma_json_inside_a_form_field_with_signature_and_echo() -> None:
     verdict = decide(ifaces, request(body, headers={"signature": sig}), "x")
     (msg,) = verdict.messages
     assert (msg.to, msg.sender, msg.body) == ("+79000000002", "+79000000001", "Привет")
+    # No message id from Zadarma: its signed `result` document identifies a retry (delivered once).
+    assert msg.message_id == result
     echo = decide(ifaces, request(method="GET", ctype="", query=(("zd_echo", "abc123"),)), "x")
     assert (echo.status, echo.text, echo.messages) == (200, "abc123", ())
     forged = decide(ifaces, request(body, headers={"signature": sig[:-2] + "xx"}), "x")
@@ -147,14 +149,38 @@ def test_vonage_signed_get_with_numbers_without_plus() -> None:
     assert (verdict.messages[0].to, verdict.messages[0].sender) == ("+447700900000", "+447700900001")
 
 
-def test_plivo_signed_form() -> None:
+def test_plivo_v3_signed_form() -> None:
     ifaces = incoming("provider = plivo\nsig_secret = ptok\n")
+    url = "https://pbx.example.com/plivo"
+    form = {"To": "12025550101", "From": "15551234567", "Text": "Hi", "MessageUUID": "u1"}
+    headers = {
+        "x-plivo-signature-v3": signatures.plivo_v3("ptok", "POST", url, form.items(), "n1"),
+        "x-plivo-signature-v3-nonce": "n1",
+    }
+    body = urlencode(form).encode()
+    assert decide(ifaces, request(body, url=url, headers=headers), "x").messages[0].to == "+12025550101"
+    # The same headers replayed with another text: V3 covers the parameters.
+    forged = urlencode({**form, "Text": "Send me your PIN"}).encode()
+    assert decide(ifaces, request(forged, url=url, headers=headers), "x").status == 403
+    headers["x-plivo-signature-v3-nonce"] = "n2"
+    assert decide(ifaces, request(body, url=url, headers=headers), "x").status == 403
+
+
+def test_plivo_v2_only_when_configured() -> None:
     url = "https://pbx.example.com/plivo"
     headers = {
         "x-plivo-signature-v2": signatures.plivo_v2("ptok", url, "n1"),
         "x-plivo-signature-v2-nonce": "n1",
     }
     body = urlencode({"To": "12025550101", "From": "15551234567", "Text": "Hi", "MessageUUID": "u1"}).encode()
+    # V2 signs only URL + nonce: with the preset alone, a V2-only request is refused.
+    assert (
+        decide(
+            incoming("provider = plivo\nsig_secret = ptok\n"), request(body, url=url, headers=headers), "x"
+        ).status
+        == 403
+    )
+    ifaces = incoming("provider = plivo\nsig_method = plivo-v2\nsig_secret = ptok\n")
     assert decide(ifaces, request(body, url=url, headers=headers), "x").messages[0].to == "+12025550101"
     headers["x-plivo-signature-v2-nonce"] = "n2"
     assert decide(ifaces, request(body, url=url, headers=headers), "x").status == 403

@@ -120,3 +120,46 @@ def test_zadarma_webhook_signature() -> None:
     assert signatures.zadarma_webhook_ok("zsecret", result, expected)
     assert not signatures.zadarma_webhook_ok("zsecret", result.replace("Привет", "Hi"), expected)
     assert not signatures.zadarma_webhook_ok("zsecret", result, "")
+
+
+def test_plivo_v3_follows_the_published_construction() -> None:
+    """Plivo's SDKs (validate_v3_signature): POST = URL + "?" + sorted `keyvalue` params, then "." + nonce,
+    HMAC-SHA256 with the auth token, base64; a URL query is sorted and ends with "." before the params.
+    """
+    form = [("To", "12025550101"), ("From", "15551234567"), ("Text", "Hi"), ("MessageUUID", "u1")]
+    base = "https://answer.url/sms?From15551234567MessageUUIDu1TextHiTo12025550101"
+    assert signatures.plivo_v3_base("POST", "https://answer.url/sms", form) == base
+    assert (
+        signatures.plivo_v3_base("POST", "https://answer.url/sms?b=2&a=1", form)
+        == "https://answer.url/sms?a=1&b=2.From15551234567MessageUUIDu1TextHiTo12025550101"
+    )
+    assert (
+        signatures.plivo_v3_base("POST", "https://answer.url/sms?b=2&a=1", [])
+        == "https://answer.url/sms?a=1&b=2"
+    )
+    assert (
+        signatures.plivo_v3_base("GET", "https://answer.url/sms?b=2&a=1", [])
+        == "https://answer.url/sms?a=1&b=2"
+    )
+    expected = base64.b64encode(
+        hmac.new(b"my_auth_token", (base + ".12345").encode(), hashlib.sha256).digest()
+    ).decode()
+    assert signatures.plivo_v3("my_auth_token", "POST", "https://answer.url/sms", form, "12345") == expected
+    ok = signatures.plivo_v3_ok
+    assert ok("my_auth_token", "POST", "https://answer.url/sms", form, "12345", f"x, {expected}")
+
+
+def test_plivo_v3_tampered_and_sdk_encoding_of_non_ascii() -> None:
+    hello = "\u041f\u0440\u0438\u0432\u0435\u0442"  # Cyrillic "Privet"
+    url, form = "https://answer.url/sms", [("Text", hello), ("To", "1")]
+    good = signatures.plivo_v3("tok", "POST", url, form, "n")
+    ok = signatures.plivo_v3_ok
+    assert ok("tok", "POST", url, form, "n", good)
+    assert not ok("tok", "POST", url, [("Text", hello + "!"), ("To", "1")], "n", good)
+    assert not ok("tok", "POST", url, form, "m", good)
+    assert not ok("other", "POST", url, form, "n", good)
+    assert not ok("tok", "POST", url, form, "", good)
+    # Plivo's Python SDK hashes the UTF-8 bytes read as Latin-1: accepted as well.
+    sdk = f"https://answer.url/sms?Text{hello}To1.n".encode().decode("latin-1").encode()
+    sdk_sig = base64.b64encode(hmac.new(b"tok", sdk, hashlib.sha256).digest()).decode()
+    assert ok("tok", "POST", url, form, "n", sdk_sig)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from pbx.websms.deliver import Inbound, call_file, hand_over, message_key, pending_keys, split_text
+from pbx.websms.deliver import (
+    Inbound,
+    call_file,
+    hand_over,
+    message_key,
+    pending_keys,
+    sip_user,
+    split_text,
+)
 from pbx.websms.queue import Queued, Spool, atomic_write, backoff
 
 
@@ -57,7 +66,8 @@ def test_call_file_carries_only_the_path_of_the_text(tmp_path: Path) -> None:
     assert text == (
         "Channel: Local/+12025550101@dp_entry_websms_in\n"
         'CallerID: "" <+15551234567>\n'
-        "MaxRetries: 0\n"
+        "MaxRetries: 48\n"
+        "RetryTime: 300\n"
         "WaitTime: 30\n"
         "Application: NoOp\n"
         "Data: websms\n"
@@ -67,6 +77,15 @@ def test_call_file_carries_only_the_path_of_the_text(tmp_path: Path) -> None:
         "Archive: no\n"
     )
     assert max(len(line) for line in text.splitlines()) < 1023
+
+
+def test_alphanumeric_sender_id_becomes_a_valid_sip_user() -> None:
+    assert sip_user("+15551234567") == "+15551234567"
+    assert sip_user("Bank Alert") == "BankAlert"
+    assert sip_user("  ") == "anonymous"
+    text = call_file(Inbound("+12025550101", "Bank Alert", "x"), Path("/tmp/b.txt"), "abc")
+    assert 'CallerID: "Bank Alert" <BankAlert>\n' in text
+    assert "Setvar: WEBSMS_FROM=BankAlert\n" in text
 
 
 @pytest.mark.parametrize(
@@ -97,6 +116,48 @@ def test_hand_over_writes_text_then_call_file_and_drops_duplicates(spool: Spool,
     assert list(outgoing.iterdir()) == []
     # The same id on another interface is another message.
     assert hand_over(spool, msg, "other", outgoing)
+
+
+def test_first_of_two_concurrent_hand_overs_wins(spool: Spool, tmp_path: Path) -> None:
+    key = message_key("twilio", "SM1")
+    assert spool.claim(key) == "new"
+    # A second request for the same id while the first is at it: not acknowledged (503, retried).
+    msg = Inbound("+12025550101", "+15551234567", "hi", message_id="SM1")
+    with pytest.raises(OSError, match="being handed over"):
+        hand_over(spool, msg, "twilio", tmp_path)
+    assert list(tmp_path.glob("websms-*.call")) == []
+    # A claim left by a crash is taken over once stale.
+    assert spool.claim(key, now=time.time() + 3600) == "new"
+    spool.release(key)
+    assert hand_over(spool, msg, "twilio", tmp_path)
+    assert spool.claim(key) == "done" and spool.is_seen(key)
+    assert not hand_over(spool, msg, "twilio", tmp_path)
+
+
+def test_failed_hand_over_releases_its_claim(spool: Spool, tmp_path: Path) -> None:
+    msg = Inbound("+12025550101", "+15551234567", "hi", message_id="SM2")
+    with pytest.raises(OSError):
+        hand_over(spool, msg, "", tmp_path / "missing")
+    assert not spool.is_seen(message_key("", "SM2"))
+    assert hand_over(spool, msg, "", tmp_path)
+
+
+def test_unlistable_call_spool_skips_the_sweep(spool: Spool, tmp_path: Path) -> None:
+    import asyncio
+
+    from pbx.websms.daemon import ConfigWatch, Daemon
+
+    not_a_dir = tmp_path / "outgoing"
+    not_a_dir.write_text("")
+    with pytest.raises(OSError):
+        pending_keys(not_a_dir)
+    body = spool.body_path("pending")
+    body.write_text("x")
+    os.utime(body, (1_000_000.0, 1_000_000.0))
+    daemon = Daemon(ConfigWatch(tmp_path / "websms.conf"), spool, not_a_dir)
+    with pytest.raises(OSError):
+        asyncio.run(daemon.sweep())
+    assert body.exists()
 
 
 def test_messages_without_id_are_never_deduplicated(spool: Spool, tmp_path: Path) -> None:

@@ -38,6 +38,8 @@ SERVICES: tuple[Service, ...] = (
     Service("websmsd", lambda _settings: websmsd_port(os.environ) is not None),
     # AutoBan runs when /etc/asterisk/autoban.conf exists and does not say enabled = no.
     Service("autoband", lambda _settings: autoban_enabled()),
+    # Voicemail mails kept after a temporary SMTP failure are sent again (idle while the spool is empty).
+    Service("minivm-retry", lambda _settings: True),
 )
 
 

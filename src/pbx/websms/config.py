@@ -27,6 +27,7 @@ SIG_METHODS = (
     "none",
     "twilio",
     "plivo",
+    "plivo-v2",
     "telnyx",
     "zadarma",
     "vonage",
@@ -182,8 +183,22 @@ def parse(config: Config) -> WebSMSConfig:
     return WebSMSConfig(outgoing, incoming, _daemon(out, inc))
 
 
+# Keys that tune the daemon or the retry queue as a whole: they configure no interface by themselves.
+DAEMON_KEYS = frozenset({"prox_addr", "prox_header", "timeout", "retry_first", "retry_max", "retry_expire"})
+
+
 def _written(section: Section) -> bool:
-    return bool(section.entries)
+    """True when the section configures an interface: any key beyond the daemon-wide ones.
+
+    Uncommenting only `prox_addr` or `retry_first` must not open a webhook to anyone nor point the
+    outgoing side at the built-in default URL.
+    """
+    return any(e.key.lower() not in DAEMON_KEYS for e in section.entries)
+
+
+def unprotected(cfg: WebSMSConfig) -> list[str]:
+    """Names of incoming interfaces that accept a webhook from anyone: no signature check, no remt_addr."""
+    return [i.name for i in cfg.incoming if i.sig_method == "none" and not i.remt_addr]
 
 
 def _indices(section: Section) -> list[str]:

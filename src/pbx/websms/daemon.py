@@ -77,6 +77,12 @@ class ConfigWatch:
         names = ", ".join(i.name for i in self.current.incoming) or "none"
         outs = ", ".join(i.name for i in self.current.outgoing) or "none"
         log.info("configuration loaded: incoming interfaces %s; outgoing interfaces %s", names, outs)
+        for name in wconfig.unprotected(self.current):
+            log.warning(
+                "WARNING: incoming interface %s has neither sig_method nor remt_addr: ANYONE who can reach "
+                "this port can inject SMS to your users; set sig_method (and sig_secret) or remt_addr",
+                name,
+            )
         return self.current
 
 
@@ -86,7 +92,7 @@ class Daemon:
 
     # --- webhooks -----------------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        cfg = self.watch.refresh()
+        cfg = await asyncio.to_thread(self.watch.refresh)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
@@ -133,11 +139,16 @@ class Daemon:
     # --- outgoing queue -----------------------------------------------------------------------------
     async def retry_once(self, now: float | None = None) -> int:
         """Try every due queued SMS once; returns how many were tried."""
-        cfg = self.watch.refresh()
+        cfg = await asyncio.to_thread(self.watch.refresh)
         now = time.time() if now is None else now
         due = await asyncio.to_thread(self.spool.due, now)
         for item in due:
-            await self._retry(cfg, item)
+            try:
+                await self._retry(cfg, item)
+            except Exception:
+                # One bad entry must not end the retry task: report it once and set it aside.
+                log.exception("SMS %s: cannot be processed; its queue file is renamed to .bad", item.id)
+                await asyncio.to_thread(self.spool.set_aside, item)
         return len(due)
 
     async def _retry(self, cfg: wconfig.WebSMSConfig, item: Queued) -> None:
@@ -162,6 +173,12 @@ class Daemon:
             log.info("%s still QUEUED (attempt %d): %s", who, item.attempts, outcome.reason)
             await asyncio.to_thread(self.spool.update, item)
 
+    async def sweep(self) -> int:
+        """Remove texts no pending call file refers to. OSError (and no sweep) when Asterisk's spool
+        cannot be listed: without the list every pending text would look unused."""
+        keys = await asyncio.to_thread(pending_keys, self.outgoing_dir)
+        return await asyncio.to_thread(self.spool.sweep, keys)
+
     async def queue_loop(self) -> None:
         last_sweep = 0.0
         while True:
@@ -169,10 +186,11 @@ class Daemon:
                 await self.retry_once()
                 if time.monotonic() - last_sweep > SWEEP_EVERY:
                     last_sweep = time.monotonic()
-                    keys = await asyncio.to_thread(pending_keys, self.outgoing_dir)
-                    await asyncio.to_thread(self.spool.sweep, keys)
+                    await self.sweep()
             except OSError as err:
                 log.error("outgoing queue: %s", err)
+            except Exception:
+                log.exception("outgoing queue: unexpected error (the queue keeps running)")
             await asyncio.sleep(QUEUE_POLL)
 
 

@@ -130,8 +130,15 @@ def verify(iface: Incoming, req: WebhookRequest, data: Payload) -> bool:  # noqa
     if method == "twilio":
         params = data.pairs[len(req.query) :] if req.method == "POST" else []
         return signatures.twilio_ok(secret, req.url, params, h.get("x-twilio-signature", ""))
-    if method == "plivo":
-        return signatures.plivo_v2_ok(
+    if method in ("plivo", "plivo-v2"):
+        # V3 (X-Plivo-Signature-V3, or -Ma-V3 with the main account's token) covers the parameters.
+        v3 = ", ".join(filter(None, (h.get("x-plivo-signature-v3"), h.get("x-plivo-signature-ma-v3"))))
+        if v3:
+            params = data.pairs[len(req.query) :] if req.method == "POST" else []
+            nonce = h.get("x-plivo-signature-v3-nonce", "")
+            return signatures.plivo_v3_ok(secret, req.method, req.url, params, nonce, v3)
+        # V2 signs only URL + nonce (a captured header fits any body): accepted only when configured.
+        return method == "plivo-v2" and signatures.plivo_v2_ok(
             secret, req.url, h.get("x-plivo-signature-v2-nonce", ""), h.get("x-plivo-signature-v2", "")
         )
     if method == "telnyx":

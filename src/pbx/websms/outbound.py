@@ -27,6 +27,7 @@ GSM7 = frozenset(
 _NUMBER_JUNK = re.compile(r"[\s().\-/]")
 _NUMBER = re.compile(r"\+?[0-9]{2,20}")
 _SENDER = re.compile(r"[A-Za-z0-9+ ._-]{1,32}")
+MAX_ANSWER = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,13 @@ def fields(iface: Outgoing, msg: Message) -> list[tuple[str, str]]:
     return pairs
 
 
-def form_body(pairs: list[tuple[str, str]]) -> str:
-    # Sorted by key, as the original did (and Zadarma's signature requires).
-    return urlencode(sorted(pairs, key=lambda kv: kv[0]))
+def form_body(pairs: list[tuple[str, str]], php: bool = False) -> str:
+    """Sorted by key, as the original did (and Zadarma's signature requires).
+
+    `php`: `~` as %7E, like PHP's http_build_query, which Zadarma's server uses to check the signature.
+    """
+    body = urlencode(sorted(pairs, key=lambda kv: kv[0]))
+    return body.replace("~", "%7E") if php else body
 
 
 def json_body(pairs: list[tuple[str, str]]) -> bytes:
@@ -124,7 +129,7 @@ def build_request(iface: Outgoing, msg: Message) -> Request:
         body = json_body(pairs)
         headers.append(("Content-Type", "application/json"))
     else:
-        query = form_body(pairs)
+        query = form_body(pairs, php=iface.auth_method == "zadarma")
         body = query.encode()
         headers.append(("Content-Type", "application/x-www-form-urlencoded"))
     if iface.auth_method == "basic":
@@ -133,7 +138,7 @@ def build_request(iface: Outgoing, msg: Message) -> Request:
     elif iface.auth_method == "bearer":
         headers.append(("Authorization", f"Bearer {iface.auth_secret}"))
     elif iface.auth_method == "zadarma":
-        query = form_body(pairs) if iface.body_format == "form" else ""
+        query = form_body(pairs, php=True) if iface.body_format == "form" else ""
         signature = signatures.zadarma_request(iface.auth_secret, iface.url_path, query)
         headers.append(("Authorization", f"{iface.auth_user}:{signature}"))
     return Request("POST", iface.url, tuple(headers), body)
@@ -211,7 +216,14 @@ async def send(request: Request, timeout: float) -> tuple[int, str]:
                 allow_redirects=False,
             ) as response,
         ):
-            return response.status, await response.text(errors="replace")
+            # An answer is a short status document: never hold more than this of it in memory.
+            raw = b""
+            while len(raw) < MAX_ANSWER:
+                chunk = await response.content.read(MAX_ANSWER - len(raw))
+                if not chunk:
+                    break
+                raw += chunk
+            return response.status, raw.decode(response.charset or "utf-8", errors="replace")
     except (TimeoutError, aiohttp.ClientError) as err:
         raise OSError(f"{request.url}: {type(err).__name__}: {err}") from err
 

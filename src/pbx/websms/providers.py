@@ -141,6 +141,8 @@ INCOMING: MappingProxyType[str, MappingProxyType[str, str]] = MappingProxyType(
                 "key_to": "result.caller_did",
                 "key_from": "result.caller_id",
                 "key_body": "result.text",
+                # Zadarma sends no message id: the signed `result` document itself identifies a retry.
+                "key_id": "result",
                 "val_require": "event=SMS",
                 "val_numform": "E164",
                 "key_echo": "zd_echo",

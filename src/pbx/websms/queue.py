@@ -4,22 +4,31 @@ before it is on disk.
 Every file is written whole to `tmp/`, flushed with fsync, renamed into place and its folder fsynced:
 after a crash a file is either complete or absent. Layout:
 
-* `outgoing/<id>.json`  outgoing SMS the ITSP could not take yet (retried by websmsd)
+* `outgoing/<id>.json`  outgoing SMS the ITSP could not take yet (retried by websmsd); a malformed one
+                        is renamed `<id>.json.bad` and left alone
 * `bodies/<key>.txt`     texts of incoming SMS, read by the dialplan (call files carry only the path)
-* `seen/<key>`           incoming message ids already handed to Asterisk (providers retry webhooks)
+* `seen/<key>`           incoming message ids already handed to Asterisk (providers retry webhooks);
+                        created with O_EXCL, holding `claimed` while the hand-over is in progress
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+log = logging.getLogger("pbx.websmsd")
+
 DEFAULT_ROOT = Path("/var/spool/asterisk/websms")
 FOLDERS = ("tmp", "outgoing", "bodies", "seen")
+# A seen mark holding this is a hand-over in progress; an empty one is a message handed over.
+CLAIMED = b"claimed\n"
+# No hand-over takes this long: a claim this old was left by a crash.
+CLAIM_STALE = 60.0
 
 
 def _fsync_dir(path: Path) -> None:
@@ -77,8 +86,19 @@ class Queued:
 
     @classmethod
     def from_json(cls, data: bytes) -> Queued:
+        """ValueError for anything but a queue entry with values of the right types."""
         doc = json.loads(data)
-        return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        item = cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+        for name in ("id", "index", "to", "sender", "body", "reason"):
+            if not isinstance(getattr(item, name), str):
+                raise ValueError(f"{name} is not a string")
+        for name in ("created", "attempts", "next_at"):
+            value = getattr(item, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{name} is not a number: {value!r}")
+        return item
 
 
 def backoff(attempts: int, first: int, ceiling: int) -> float:
@@ -116,10 +136,26 @@ class Spool:
         items: list[Queued] = []
         for path in sorted(self.outgoing.glob("*.json")):
             try:
-                items.append(Queued.from_json(path.read_bytes()))
-            except (OSError, ValueError, TypeError, KeyError):
-                continue  # removed meanwhile, or not ours: never crash the worker over one file
+                data = path.read_bytes()
+            except OSError:
+                continue  # removed meanwhile
+            try:
+                items.append(Queued.from_json(data))
+            except (ValueError, TypeError, KeyError) as err:
+                # Never crash the worker over one file, nor retry it forever: set it aside, once.
+                log.error("outgoing queue: %s is malformed (%s): renamed to .bad", path, err)
+                self._set_aside(path)
         return items
+
+    def set_aside(self, item: Queued) -> None:
+        """Rename an entry that cannot be processed to `<id>.json.bad` (kept for a human to look at)."""
+        self._set_aside(self.outgoing / f"{item.id}.json")
+
+    def _set_aside(self, path: Path) -> None:
+        try:
+            path.rename(path.with_name(path.name + ".bad"))
+        except OSError as err:
+            log.error("outgoing queue: cannot rename %s: %s", path, err)
 
     def due(self, now: float) -> list[Queued]:
         return [q for q in self.queued() if q.next_at <= now]
@@ -129,7 +165,39 @@ class Spool:
         return self.bodies / f"{key}.txt"
 
     def is_seen(self, key: str) -> bool:
-        return (self.seen / key).exists()
+        try:
+            return (self.seen / key).read_bytes() != CLAIMED
+        except FileNotFoundError:
+            return False
+
+    def claim(self, key: str, now: float | None = None) -> str:
+        """Claim message `key` for hand-over: "new" (ours now), "done" (handed over before) or "busy"
+        (another request is at it). O_CREAT|O_EXCL makes the first of two concurrent claims win.
+        """
+        path = self.seen / key
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        except FileExistsError:
+            try:
+                content, mtime = path.read_bytes(), path.stat().st_mtime
+            except FileNotFoundError:
+                return self.claim(key, now)  # released meanwhile
+            if content != CLAIMED:
+                return "done"  # an empty mark: also those written before claims existed
+            if (time.time() if now is None else now) - mtime < CLAIM_STALE:
+                return "busy"
+            os.utime(path)  # left by a crash: take it over
+            return "new"
+        try:
+            os.write(fd, CLAIMED)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(self.seen)
+        return "new"
+
+    def release(self, key: str) -> None:
+        (self.seen / key).unlink(missing_ok=True)
 
     def mark_seen(self, key: str) -> None:
         atomic_write(self.seen / key, b"", self.tmp)

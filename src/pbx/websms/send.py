@@ -17,14 +17,17 @@ from pathlib import Path
 
 from pbx.settings import Settings
 from pbx.websms import config as wconfig
-from pbx.websms.agi import AGI, AGIError
+from pbx.websms.agi import AGI, AGIError, body_problem
 from pbx.websms.outbound import Message, Outcome, deliver, number, sender
 from pbx.websms.queue import DEFAULT_ROOT, Queued, Spool, backoff, new_id
 
 log = logging.getLogger("pbx.websms")
 
-# The dialplan waits for us: one try of at most this long, then the queue takes over.
-AGI_TIMEOUT = 10.0
+# Asterisk runs every message dialplan of the PBX on one serial queue, and it waits for this AGI: the
+# direct attempt gets at most this long for connect + answer, then websmsd's queue takes over (QUEUED).
+# A healthy ITSP answers in well under a second. (An ITSP that accepted the SMS after we gave up may
+# then get it twice: better than holding up every other text in the PBX.)
+AGI_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,14 @@ def _run_agi(args: argparse.Namespace) -> int:
         to = agi.get("${WEBSMS_TO}") or env.get("agi_extension", "")
         frm = agi.get("${WEBSMS_FROM}") or agi.get("${CALLERID(num)}")
         index = agi.get("${WEBSMS_INDEX}")
-        body = agi.message_body()
+        raw = agi.message_body()
         try:
+            problem = body_problem(raw)
+            if problem:
+                # FAILED, not a silently shortened SMS: the dialplan bounces it to the sender.
+                raise ValueError(problem)
             cfg = wconfig.load(args.config)
-            msg = Message(number(to, "destination"), sender(frm), body)
+            msg = Message(number(to, "destination"), sender(frm), raw.decode("utf-8", errors="replace"))
             result = submit(cfg, Spool(args.spool), msg, index, min(AGI_TIMEOUT, cfg.daemon.timeout))
         except (ValueError, OSError) as err:
             log.error("SMS to %s from %s not sent: %s", to, frm, err)
