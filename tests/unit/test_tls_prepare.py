@@ -17,15 +17,7 @@ HOST = "tele.example.com"
 
 @pytest.fixture
 def tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TlsSettings:
-    tls = TlsSettings(
-        hostname=HOST,
-        cert_file=tmp_path / "ssl/cert.pem",
-        key_file=tmp_path / "ssl/priv_key.pem",
-        acme_file=tmp_path / "acme/acme.json",
-        certbot_dir=tmp_path / "letsencrypt",
-        owner=None,
-        posthook=None,
-    )
+    tls = tls_certs.tls_settings(tmp_path, HOST)
     monkeypatch.setattr(prepare, "from_environment", lambda settings: (tls, []))
     return tls
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pbx.tls import acme, certbot, openssl, sources
-from pbx.tls.settings import TlsSettings
+from pbx.tls.settings import DEFAULT_POSTHOOK, TlsSettings
 from tests.unit import tls_certs
 from tests.unit.tls_certs import Cert
 
@@ -22,14 +22,7 @@ def cert(cn: str, *sans: str, days: int = 90) -> Cert:
 
 
 def settings(tmp_path: Path) -> TlsSettings:
-    return TlsSettings(
-        hostname=HOST,
-        cert_file=tmp_path / "ssl/cert.pem",
-        key_file=tmp_path / "ssl/priv_key.pem",
-        acme_file=tmp_path / "acme/acme.json",
-        certbot_dir=tmp_path / "letsencrypt",
-        owner=None,
-    )
+    return tls_certs.tls_settings(tmp_path, HOST, posthook=DEFAULT_POSTHOOK)
 
 
 def lineage(root: Path, name: str, c: Cert) -> None:

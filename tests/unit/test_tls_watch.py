@@ -30,15 +30,7 @@ def cert(cn: str, *sans: str) -> Cert:
 @pytest.fixture
 def tls(tmp_path: Path) -> TlsSettings:
     (tmp_path / "acme").mkdir()
-    return TlsSettings(
-        hostname=HOST,
-        cert_file=tmp_path / "ssl/cert.pem",
-        key_file=tmp_path / "ssl/priv_key.pem",
-        acme_file=tmp_path / "acme/acme.json",
-        certbot_dir=tmp_path / "letsencrypt",
-        owner=None,
-        posthook=None,
-    )
+    return tls_certs.tls_settings(tmp_path, HOST)
 
 
 def test_installs_once_per_real_change(tls: TlsSettings) -> None:

@@ -9,6 +9,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pbx.tls.settings import TlsSettings
+
 
 @dataclass(frozen=True)
 class Cert:
@@ -98,3 +100,18 @@ def make_signed(ca: Cert, cn: str, *sans: str, days: int = 90) -> Cert:
             check=True, capture_output=True,
         )  # fmt: skip
         return Cert((d / "c.pem").read_bytes() + ca.cert_pem, (d / "k.pem").read_bytes())
+
+
+def tls_settings(tmp_path: Path, hostname: str, **changes: object) -> TlsSettings:
+    """TLS settings whose every file lives under tmp_path, no ownership changes and no posthook."""
+    fields: dict[str, object] = {
+        "hostname": hostname,
+        "cert_file": tmp_path / "ssl/cert.pem",
+        "key_file": tmp_path / "ssl/priv_key.pem",
+        "acme_file": tmp_path / "acme/acme.json",
+        "certbot_dir": tmp_path / "letsencrypt",
+        "owner": None,
+        "posthook": None,
+    }
+    fields.update(changes)
+    return TlsSettings(**fields)  # type: ignore[arg-type]
