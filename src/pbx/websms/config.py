@@ -274,9 +274,7 @@ def _outgoing(section: Section, index: str) -> Outgoing:
     unicode = get("val_unicode")
     if unicode and unicode.upper() != "UCS-2" and "=" not in unicode:
         get.fail(get.entry("val_unicode"), f"val_unicode: expected UCS-2 or key=value, got {unicode!r}")
-    numform = get("val_numform")
-    if numform and numform.upper() != "E164":
-        get.fail(get.entry("val_numform"), f"val_numform: expected E164 or nothing, got {numform!r}")
+    numform = _numform(get)
     return Outgoing(
         index=index,
         provider=get.provider,
@@ -296,6 +294,14 @@ def _outgoing(section: Section, index: str) -> Outgoing:
         val_unicode=unicode,
         val_static=static,
     )
+
+
+def _numform(get: _Lookup) -> str:
+    """val_numform, which both directions accept: E164 or nothing."""
+    numform = get("val_numform")
+    if numform and numform.upper() != "E164":
+        get.fail(get.entry("val_numform"), f"val_numform: expected E164 or nothing, got {numform!r}")
+    return numform
 
 
 def _pairs(get: _Lookup, key: str) -> tuple[tuple[str, str], ...]:
@@ -329,9 +335,7 @@ def _incoming(section: Section, index: str) -> Incoming:
     public = get("url_public").rstrip("/")
     if public and not re.match(r"https?://", public):
         get.fail(get.entry("url_public"), f"url_public: expected an http(s) URL, got {public!r}")
-    numform = get("val_numform")
-    if numform and numform.upper() != "E164":
-        get.fail(get.entry("val_numform"), f"val_numform: expected E164 or nothing, got {numform!r}")
+    numform = _numform(get)
     return Incoming(
         index=index,
         provider=get.provider,
