@@ -20,12 +20,11 @@ import argparse
 import asyncio
 import fcntl
 import logging
-import os
+import secrets
 import shlex
 import smtplib
 import ssl
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -34,6 +33,7 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import BinaryIO, ClassVar
 
+from pbx import files
 from pbx.asterisk.conf import read_config
 from pbx.settings import Settings
 
@@ -193,22 +193,8 @@ def spool(raw: bytes, to: list[str], directory: Path = SPOOL) -> Path:
     holds only whole mails, even across a crash."""
     directory.mkdir(mode=0o750, parents=True, exist_ok=True)
     head = f"{SPOOL_RECIPIENTS}: {', '.join(to)}\r\n".encode()
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(head + raw)
-            out.flush()
-            os.fsync(out.fileno())
-        final = directory / f"{time.time_ns()}-{Path(tmp).name[5:]}.eml"
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    final = directory / f"{time.time_ns()}-{secrets.token_hex(4)}.eml"
+    files.write_atomic(final, head + raw)
     return final
 
 

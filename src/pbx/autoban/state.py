@@ -25,13 +25,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pbx import files
 from pbx.autoban.policy import Policy, Record, Set
 
 log = logging.getLogger(__name__)
@@ -285,26 +285,7 @@ def load_or_set_aside(path: Path = STATE, clock: Callable[[], float] = time.time
 def write_atomic(path: Path, text: str | Iterable[bytes], mode: int = 0o600, durable: bool = True) -> None:
     """`text` (or its pieces, written one by one) as the new content of `path`, all or nothing."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for piece in (text.encode(),) if isinstance(text, str) else text:
-                out.write(piece)
-            out.flush()
-            if durable:
-                os.fsync(out.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    if not durable:
-        return
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    files.write_atomic(path, text, mode, durable=durable)
 
 
 def write_snapshot(snap: Snapshot, path: Path = STATE) -> None:

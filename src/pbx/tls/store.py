@@ -15,6 +15,7 @@ import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
+from pbx import files
 from pbx.tls import openssl
 
 
@@ -103,13 +104,5 @@ def install(pair: Pair, cert_file: Path, key_file: Path, owner: str | None) -> b
     os.replace(key_tmp, key_file)
     os.replace(cert_tmp, cert_file)
     for folder in {cert_file.parent, key_file.parent}:
-        _fsync_dir(folder)
+        files.fsync_dir(folder)
     return True
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

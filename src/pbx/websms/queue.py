@@ -21,6 +21,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pbx import files
+
 log = logging.getLogger("pbx.websmsd")
 
 DEFAULT_ROOT = Path("/var/spool/asterisk/websms")
@@ -29,14 +31,6 @@ FOLDERS = ("tmp", "outgoing", "bodies", "seen")
 CLAIMED = b"claimed\n"
 # No hand-over takes this long: a claim this old was left by a crash.
 CLAIM_STALE = 60.0
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _owner(path: Path) -> tuple[int, int]:
@@ -50,21 +44,8 @@ def atomic_write(dest: Path, data: bytes, tmp_dir: Path, mode: int = 0o640) -> N
     Run as root (`websms` from `docker exec`), the file takes the owner of its folder, so that Asterisk
     and websmsd (user asterisk) can still read and remove it.
     """
-    tmp = tmp_dir / f".{dest.name}.{secrets.token_hex(6)}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if os.geteuid() == 0:
-            uid, gid = _owner(dest.parent)
-            os.chown(tmp, uid, gid)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(dest.parent)
+    owner = _owner(dest.parent) if os.geteuid() == 0 else None
+    files.write_atomic(dest, data, mode, tmp_dir=tmp_dir, owner=owner)
 
 
 @dataclass
@@ -130,7 +111,7 @@ class Spool:
 
     def remove(self, item: Queued) -> None:
         (self.outgoing / f"{item.id}.json").unlink(missing_ok=True)
-        _fsync_dir(self.outgoing)
+        files.fsync_dir(self.outgoing)
 
     def queued(self) -> list[Queued]:
         items: list[Queued] = []
@@ -193,7 +174,7 @@ class Spool:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _fsync_dir(self.seen)
+        files.fsync_dir(self.seen)
         return "new"
 
     def release(self, key: str) -> None:
