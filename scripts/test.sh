@@ -18,4 +18,5 @@ say "lint: ruff"
 "$python" -m ruff check . && "$python" -m ruff format --check .
 "$here/images.sh"
 export PBX_TEST_IMAGE_MINI=pbx-test:mini-debian PBX_TEST_IMAGE_BASE=pbx-test:base-debian
-exec "$python" -m pytest -p no:cacheprovider "${@:-tests}"
+# Plugins the machine may have installed but the project does not use stay out of the run.
+exec "$python" -m pytest -p no:cacheprovider -p no:hypothesispytest -p no:benchmark "${@:-tests}"

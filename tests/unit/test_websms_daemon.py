@@ -62,14 +62,18 @@ def itsp() -> Iterator[tuple[ITSP, int]]:
     loop = asyncio.new_event_loop()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", stub.handle)
-    runner = web.AppRunner(app)
+    # A short shutdown: a slow request still in flight is cancelled at teardown, not left pending for the
+    # garbage collector to report after pytest has closed its output.
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
     loop.run_until_complete(runner.setup())
     loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     yield stub, port
+    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
+    loop.close()
 
 
 def write_conf(tmp_path: Path, port: int, extra: str = "") -> Path:
